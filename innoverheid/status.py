@@ -1,0 +1,131 @@
+"""What `status` shows: the state of the database and of the nightly job, gathered once."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import func, select
+
+from innoverheid.config import Config
+from storage import Database
+from storage.models import HarvestRun, JobRun, Label, ModelRecord, Post
+
+
+def month_start(now: datetime) -> datetime:
+    return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+def posts_this_month(db: Database, source: str, now: datetime | None = None) -> int:
+    """Posts a source newly stored this calendar month (UTC): what X's monthly cap counts."""
+    now = now or datetime.now(timezone.utc)
+    t = HarvestRun.__table__
+    with db.read() as conn:
+        return int(conn.execute(select(func.coalesce(func.sum(t.c.n_new), 0)).where(
+            t.c.source == source, t.c.started_at >= month_start(now))).scalar_one())
+
+
+def next_runs(cfg: Config, now: datetime | None = None) -> list[dict[str, Any]]:
+    from zoneinfo import ZoneInfo
+
+    from apscheduler.triggers.cron import CronTrigger
+
+    tz = ZoneInfo(cfg.schedule.timezone)
+    now = (now or datetime.now(timezone.utc)).astimezone(tz)
+    jobs = {"nightly": cfg.schedule.nightly, **{name: j.cron for name, j in cfg.schedule.jobs.items()}}
+    out = []
+    for name, cron in jobs.items():
+        fire = CronTrigger.from_crontab(cron, timezone=tz).get_next_fire_time(None, now)
+        out.append({"job": name, "cron": cron, "next": fire.isoformat() if fire else None})
+    return out
+
+
+def collect(cfg: Config, db: Database) -> dict[str, Any]:
+    now = datetime.now(timezone.utc)
+    runs, jobs, posts, labels, models = (HarvestRun.__table__, JobRun.__table__, Post.__table__,
+                                         Label.__table__, ModelRecord.__table__)
+    info: dict[str, Any] = {"database": db.url.split("@")[-1], "now": now.isoformat()}
+    with db.read() as conn:
+        info["posts"] = conn.execute(select(func.count()).select_from(posts)).scalar_one()
+        info["posts_by_source"] = dict(conn.execute(
+            select(posts.c.source, func.count()).group_by(posts.c.source)).all())
+        labelled = select(labels.c.post_id).distinct()
+        info["posts_labelled"] = conn.execute(select(func.count()).select_from(labelled.subquery())).scalar_one()
+        info["posts_checked_by_person"] = conn.execute(select(func.count()).select_from(
+            select(labels.c.post_id).where(labels.c.origin == "person").distinct().subquery())).scalar_one()
+        info["awaiting_review"] = conn.execute(select(func.count()).select_from(
+            select(labels.c.post_id).where(labels.c.origin == "model", labels.c.needs_review.is_(True))
+            .distinct().subquery())).scalar_one()
+        latest_model = conn.execute(select(models.c.version, models.c.trained_at)
+                                    .order_by(models.c.trained_at.desc()).limit(1)).first()
+        info["model"] = latest_model.version if latest_model else "starter model (bundled)"
+        info["sources"] = []
+        last_ids = select(func.max(runs.c.id).label("id")).group_by(runs.c.source, runs.c.hashtag, runs.c.instance)
+        for r in conn.execute(select(runs).where(runs.c.id.in_(last_ids)).order_by(runs.c.source, runs.c.instance)):
+            last_ok = conn.execute(select(func.max(runs.c.finished_at)).where(
+                runs.c.source == r.source, runs.c.hashtag == r.hashtag, runs.c.instance == r.instance,
+                runs.c.outcome == "ok")).scalar_one()
+            info["sources"].append({
+                "source": r.source, "hashtag": r.hashtag, "instance": r.instance, "started": r.started_at,
+                "finished": r.finished_at, "outcome": r.outcome, "new": r.n_new, "known": r.n_known,
+                "skipped": r.n_skipped, "error": r.error, "last_success": last_ok,
+            })
+        last_jobs = select(func.max(jobs.c.id)).group_by(jobs.c.job)
+        info["jobs"] = [
+            {"job": j.job, "started": j.started_at, "finished": j.finished_at, "outcome": j.outcome,
+             "counts": j.counts, "error": j.error}
+            for j in conn.execute(select(jobs).where(jobs.c.id.in_(last_jobs)).order_by(jobs.c.job))
+        ]
+    info["next_runs"] = next_runs(cfg, now)
+    info["notes"] = _source_notes(cfg, db, info, now)
+    return info
+
+
+def _source_notes(cfg: Config, db: Database, info: dict, now: datetime) -> list[str]:
+    notes = []
+    if cfg.sources.x.enabled:
+        try:
+            from harvester import x as xsrc
+
+            used = posts_this_month(db, "x", now)
+            notes.append(f"x: {xsrc.budget_left(cfg.sources.x, used)} of {cfg.sources.x.monthly_cap} posts left "
+                         "in this month's budget (sources.x.monthly_cap)")
+            last_ok = max((s["last_success"] for s in info["sources"] if s["source"] == "x" and s["last_success"]),
+                          default=None)
+            note = xsrc.coverage_note(last_ok, now)
+            if note:
+                notes.append(note)
+        except ImportError:  # pragma: no cover - the X module is part of the package
+            pass
+    return notes
+
+
+def _fmt(dt) -> str:
+    return dt.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC") if dt else "-"
+
+
+def render(info: dict[str, Any]) -> str:
+    lines = [f"database: {info['database']}",
+             f"posts: {info['posts']} (" + ", ".join(f"{k} {v}" for k, v in sorted(info["posts_by_source"].items()))
+             + ")" if info["posts_by_source"] else f"posts: {info['posts']}",
+             f"labelled: {info['posts_labelled']}, checked by a person: {info['posts_checked_by_person']}, "
+             f"awaiting review: {info['awaiting_review']}",
+             f"model: {info['model']}", "", "last run per source:"]
+    if not info["sources"]:
+        lines.append("  (no harvest yet: run 'innoverheid harvest')")
+    for s in info["sources"]:
+        where = f" {s['instance']}" if s["instance"] else ""
+        lines.append(f"  {s['source']}{where} #{s['hashtag']}: {s['outcome']} at {_fmt(s['started'])}, "
+                     f"new {s['new']}, known {s['known']}, skipped {s['skipped']}")
+        if s["error"]:
+            lines.append(f"      error: {s['error']}")
+    lines += ["", "last run per job:"]
+    if not info["jobs"]:
+        lines.append("  (none yet: 'innoverheid run' or 'innoverheid schedule')")
+    for j in info["jobs"]:
+        lines.append(f"  {j['job']}: {j['outcome']} at {_fmt(j['started'])}" + (f" - {j['error']}" if j["error"] else ""))
+    lines += ["", "next scheduled runs:"]
+    lines += [f"  {n['job']} ({n['cron']}): {n['next']}" for n in info["next_runs"]]
+    if info["notes"]:
+        lines += ["", "notes:"] + [f"  {n}" for n in info["notes"]]
+    return "\n".join(lines)
