@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -17,7 +17,7 @@ sightings_t = Sighting.__table__
 runs_t = HarvestRun.__table__
 bookmarks_t = Bookmark.__table__
 
-_IN_CHUNK = 500  # bound parameters per IN (...) query: well under SQLite's limit
+_IN_CHUNK = 5000  # bound parameters per IN (...) query: under SQLite's 32766 and PostgreSQL's 65535
 _METRICS = ("like_count", "repost_count", "reply_count", "quote_count")
 
 
@@ -42,6 +42,51 @@ def existing_ids(conn: Connection, source: str, source_ids: Sequence[str]) -> di
     return found
 
 
+class _BulkInsert:
+    """INSERT ... ON CONFLICT DO NOTHING through the driver's executemany.
+
+    SQLAlchemy's per-row parameter processing costs more than SQLite's own insert; here the
+    column types' bind processors are looked up once and applied only where a type needs one.
+    """
+
+    def __init__(self, conn: Connection, table, columns: Sequence[str], conflict: Sequence[str]):
+        dialect = conn.dialect
+        mark = "?" if dialect.paramstyle == "qmark" else "%s"
+        self.sql = (f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join([mark] * len(columns))}) "
+                    f"ON CONFLICT ({', '.join(conflict)}) DO NOTHING")
+        self.columns = list(columns)
+        self.procs = [(i, table.c[c].type._cached_bind_processor(dialect)) for i, c in enumerate(columns)]
+        self.procs = [(i, p) for i, p in self.procs if p is not None]
+
+    def run(self, conn: Connection, rows: Iterable[dict[str, Any]]) -> int:
+        params = []
+        cols, procs = self.columns, self.procs
+        last_in: list = [object()] * len(cols)
+        last_out: list = [None] * len(cols)
+        for row in rows:
+            values = [row.get(c) for c in cols]
+            for i, proc in procs:
+                v = values[i]
+                # A batch shares one harvested_at/seen_at: convert the same object once.
+                if v is last_in[i]:
+                    values[i] = last_out[i]
+                else:
+                    last_in[i], last_out[i] = v, proc(v)
+                    values[i] = last_out[i]
+            params.append(values)
+        if not params:
+            return 0
+        cur = conn.connection.driver_connection.cursor()
+        try:
+            cur.executemany(self.sql, params)
+            return cur.rowcount
+        finally:
+            cur.close()
+
+
+_POST_COLUMNS = [c.name for c in posts_t.c if c.name not in ("id", "group_id")]
+
+
 def insert_posts(
     conn: Connection, rows: list[dict[str, Any]], *, refresh_metrics: bool = False,
     harvested_at: datetime | None = None,
@@ -49,51 +94,42 @@ def insert_posts(
     """Insert rows not yet stored; returns ({(source, source_id): post_id}, n_new, n_known).
 
     Duplicates inside the batch count once. With refresh_metrics the engagement counts of
-    already-known posts are updated (likes grow after the first harvest).
+    posts are updated (likes grow after the first harvest).
     """
     when = harvested_at or utcnow()
-    by_source: dict[str, dict[str, dict]] = {}
+    unique: dict[tuple[str, str], dict] = {}
     for row in rows:
-        by_source.setdefault(row["source"], {}).setdefault(row["source_id"], row)
+        unique.setdefault((row["source"], row["source_id"]), row)
+    if not unique:
+        return {}, 0, 0
+    for row in unique.values():
+        row.setdefault("harvested_at", when)
+    n_new = _BulkInsert(conn, posts_t, _POST_COLUMNS, ["source", "source_id"]).run(conn, unique.values())
     ids: dict[tuple[str, str], int] = {}
-    n_new = n_known = 0
-    for source, unique in by_source.items():
-        known = existing_ids(conn, source, list(unique))
-        fresh = [dict(r, harvested_at=when) for sid, r in unique.items() if sid not in known]
-        if fresh:
-            stmt = _dialect_insert(conn, posts_t).on_conflict_do_nothing(
-                index_elements=["source", "source_id"]
+    by_source: dict[str, list[str]] = {}
+    for source, sid in unique:
+        by_source.setdefault(source, []).append(sid)
+    for source, sids in by_source.items():
+        ids.update({(source, sid): pid for sid, pid in existing_ids(conn, source, sids).items()})
+    if refresh_metrics:
+        updates = [
+            {"b_id": ids[key], **{m: r.get(m) for m in _METRICS}}
+            for key, r in unique.items()
+            if key in ids and any(r.get(m) is not None for m in _METRICS)
+        ]
+        if updates:
+            conn.execute(
+                update(posts_t).where(posts_t.c.id == bindparam("b_id")).values(
+                    **{m: bindparam(m) for m in _METRICS}),
+                updates,
             )
-            conn.execute(stmt, fresh)
-            after = existing_ids(conn, source, [r["source_id"] for r in fresh])
-        else:
-            after = {}
-        n_known += len(known)
-        n_new += len(after)
-        if refresh_metrics and known:
-            updates = [
-                {"b_id": known[sid], **{m: r.get(m) for m in _METRICS}}
-                for sid, r in unique.items()
-                if sid in known and any(r.get(m) is not None for m in _METRICS)
-            ]
-            if updates:
-                from sqlalchemy import bindparam
-
-                conn.execute(
-                    update(posts_t).where(posts_t.c.id == bindparam("b_id")).values(
-                        **{m: bindparam(m) for m in _METRICS}
-                    ),
-                    updates,
-                )
-        ids.update({(source, sid): pid for sid, pid in {**known, **after}.items()})
-    return ids, n_new, n_known
+    return ids, n_new, len(unique) - n_new
 
 
 def record_sightings(conn: Connection, run_id: int, post_ids: Iterable[int]) -> None:
-    rows = [{"run_id": run_id, "post_id": pid} for pid in set(post_ids)]
-    if rows:
-        stmt = _dialect_insert(conn, sightings_t).on_conflict_do_nothing(index_elements=["run_id", "post_id"])
-        conn.execute(stmt, rows)
+    when = utcnow()
+    _BulkInsert(conn, sightings_t, ["run_id", "post_id", "seen_at"], ["run_id", "post_id"]).run(
+        conn, ({"run_id": run_id, "post_id": pid, "seen_at": when} for pid in set(post_ids)))
 
 
 def get_bookmark(conn: Connection, source: str, hashtag: str, instance: str = "") -> dict | None:
