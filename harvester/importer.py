@@ -55,7 +55,8 @@ def _row_to_post(rec: dict, source: str, line: int) -> dict:
     try:
         created_at = to_utc(created) if created else None
     except (ValueError, TypeError):
-        raise ValueError(f"created_at {str(created)[:40]!r} is not an ISO 8601 date (e.g. 2013-02-04T10:00:00Z)")
+        raise ValueError(
+            f"created_at {str(created)[:40]!r} is not an ISO 8601 date (e.g. 2013-02-04T10:00:00Z)") from None
     rid = rec.get("id")
     author = rec.get("author") or None
     if rid in (None, ""):
@@ -102,7 +103,8 @@ def _jsonl(fh) -> Iterator[tuple[int, dict | Exception]]:
         try:
             line = fh.readline()
         except UnicodeDecodeError as exc:
-            raise ImportFileError(f"line {lineno + 1} is not UTF-8 text ({exc.reason}); save the file as UTF-8")
+            raise ImportFileError(
+                f"line {lineno + 1} is not UTF-8 text ({exc.reason}); save the file as UTF-8") from None
         if not line:
             return
         lineno += 1
@@ -121,7 +123,7 @@ def _csv(fh, delimiter: str | None) -> Iterator[tuple[int, dict | Exception]]:
     try:
         head = fh.read(65536)
     except UnicodeDecodeError as exc:
-        raise ImportFileError(f"the file is not UTF-8 text ({exc.reason}); save it as UTF-8 CSV")
+        raise ImportFileError(f"the file is not UTF-8 text ({exc.reason}); save it as UTF-8 CSV") from None
     if not head.strip():
         raise ImportFileError("the file is empty")
     if delimiter is None:
@@ -134,7 +136,7 @@ def _csv(fh, delimiter: str | None) -> Iterator[tuple[int, dict | Exception]]:
     try:
         header = [h.strip().lower() for h in next(reader)]
     except (csv.Error, StopIteration) as exc:
-        raise ImportFileError(f"cannot read the header line: {exc}")
+        raise ImportFileError(f"cannot read the header line: {exc}") from None
     if "text" not in header:
         raise ImportFileError(
             f"the header has no 'text' column (found: {', '.join(header) or 'nothing'}); "
@@ -145,7 +147,7 @@ def _csv(fh, delimiter: str | None) -> Iterator[tuple[int, dict | Exception]]:
         except StopIteration:
             return
         except UnicodeDecodeError as exc:
-            raise ImportFileError(f"near line {reader.line_num}: not UTF-8 text ({exc.reason})")
+            raise ImportFileError(f"near line {reader.line_num}: not UTF-8 text ({exc.reason})") from None
         except csv.Error as exc:
             yield reader.line_num, ValueError(f"broken CSV: {exc}")
             continue
@@ -154,7 +156,7 @@ def _csv(fh, delimiter: str | None) -> Iterator[tuple[int, dict | Exception]]:
         if len(values) != len(header):
             yield reader.line_num, ValueError(f"has {len(values)} fields, the header has {len(header)}")
             continue
-        yield reader.line_num, dict(zip(header, values))
+        yield reader.line_num, dict(zip(header, values, strict=True))
 
 
 def _chain(first: io.StringIO, rest) -> Iterator[str]:

@@ -16,7 +16,7 @@ import typer
 from typer.core import TyperGroup
 
 from innoverheid.app import AppState
-from innoverheid.errors import EXIT_USAGE, InnoverheidError
+from innoverheid.errors import InnoverheidError
 
 
 class _Group(TyperGroup):

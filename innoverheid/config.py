@@ -92,6 +92,9 @@ class MastodonConfig(_Strict):
     )
     access_token_env: str | None = "MASTODON_TOKEN"
     page_size: int = Field(40, ge=1, le=40)
+    # Remote posts get ids from their publication time, so one that federates in late sorts
+    # below the last harvest's newest id: each run re-reads this window to catch it.
+    overlap_minutes: int = Field(60, ge=0, le=10080)
 
     _check_env = field_validator("access_token_env")(lambda v: v if v is None else _env_name(v))
 
@@ -353,7 +356,8 @@ def load_config(path: str | os.PathLike | None = None) -> Config:
             text = chosen.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(str(chosen), [Problem(None, None, f"cannot be read ({exc.__class__.__name__})",
-                                                    "check the file's permissions and that it is UTF-8 text")]) from None
+                                                    "check the file's permissions and that it is UTF-8 text")]
+                              ) from None
         cfg = parse_config(text, str(chosen), str(chosen.parent.resolve()))
     override = os.environ.get("INNOVERHEID_DATABASE_URL")
     if override:

@@ -123,7 +123,8 @@ def render(info: dict[str, Any]) -> str:
     if not info["jobs"]:
         lines.append("  (none yet: 'innoverheid run' or 'innoverheid schedule')")
     for j in info["jobs"]:
-        lines.append(f"  {j['job']}: {j['outcome']} at {_fmt(j['started'])}" + (f" - {j['error']}" if j["error"] else ""))
+        err = f" - {j['error']}" if j["error"] else ""
+        lines.append(f"  {j['job']}: {j['outcome']} at {_fmt(j['started'])}{err}")
     lines += ["", "next scheduled runs:"]
     lines += [f"  {n['job']} ({n['cron']}): {n['next']}" for n in info["next_runs"]]
     if info["notes"]:

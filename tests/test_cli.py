@@ -23,7 +23,7 @@ def test_every_command_in_the_interface_exists():
 def test_help_has_an_example(command, run_cli):
     result = run_cli(command, "--help")
     assert result.exit_code == 0
-    assert "Example" in result.stdout and f"innoverheid" in result.stdout
+    assert "Example" in result.stdout and "innoverheid" in result.stdout
 
 
 def test_the_installed_console_command_runs():
