@@ -83,7 +83,7 @@ def setup_logging(verbose: int = 0, file: str | None = None, fmt: str = "text",
     for h in handlers:
         root.addHandler(h)
     root.setLevel(min(h.level for h in handlers))
-    root.propagate = False
+    # Propagation stays on: pytest's caplog and embedding applications see our records too.
     _state["handlers"] = handlers
     _state["verbose"] = verbose
 
