@@ -80,4 +80,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    main()
+    # Under `python -m innoverheid.cli` this file runs as __main__, a second copy whose `app` the
+    # command modules (they import innoverheid.cli) never registered on: run the real module's.
+    from innoverheid.cli import main as _main
+
+    _main()

@@ -56,10 +56,12 @@ def _env_name(value: str) -> str:
 
 
 def check_cron(value: str) -> str:
-    from apscheduler.triggers.cron import CronTrigger
+    # Parsed as the scheduler reads it (crontab weekdays: 0 and 7 are Sunday), not by
+    # CronTrigger.from_crontab, which in APScheduler 3 counts 0 as Monday.
+    from scheduler import cron_trigger
 
     try:
-        CronTrigger.from_crontab(value)
+        cron_trigger(value, "UTC")
     except Exception as exc:
         raise ValueError(
             f"{value!r} is not a valid cron expression ({exc}); use five fields: minute hour day month weekday,"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from sqlalchemy import func, select
@@ -25,18 +25,23 @@ def posts_this_month(db: Database, source: str, now: datetime | None = None) -> 
             t.c.source == source, t.c.started_at >= month_start(now))).scalar_one())
 
 
-def next_runs(cfg: Config, now: datetime | None = None) -> list[dict[str, Any]]:
+def next_runs(cfg: Config, now: datetime | None = None,
+              stored: dict[str, datetime | None] | None = None) -> list[dict[str, Any]]:
+    """Next run of each job from the config; `pending` when the job store holds a missed run."""
     from zoneinfo import ZoneInfo
 
-    from apscheduler.triggers.cron import CronTrigger
+    from scheduler import cron_trigger, job_crons
 
     tz = ZoneInfo(cfg.schedule.timezone)
     now = (now or datetime.now(timezone.utc)).astimezone(tz)
-    jobs = {"nightly": cfg.schedule.nightly, **{name: j.cron for name, j in cfg.schedule.jobs.items()}}
     out = []
-    for name, cron in jobs.items():
-        fire = CronTrigger.from_crontab(cron, timezone=tz).get_next_fire_time(None, now)
-        out.append({"job": name, "cron": cron, "next": fire.isoformat() if fire else None})
+    for name, cron in job_crons(cfg).items():
+        fire = cron_trigger(cron, tz).get_next_fire_time(None, now)
+        due = (stored or {}).get(name)
+        missed = due is not None and due <= now
+        out.append({"job": name, "cron": cron, "next": fire.isoformat() if fire else None,
+                    "pending": due.astimezone(tz).isoformat() if missed else None,
+                    "within_grace": missed and now - due <= timedelta(minutes=cfg.schedule.misfire_grace_minutes)})
     return out
 
 
@@ -73,10 +78,23 @@ def collect(cfg: Config, db: Database) -> dict[str, Any]:
         last_jobs = select(func.max(jobs.c.id)).group_by(jobs.c.job)
         info["jobs"] = [
             {"job": j.job, "started": j.started_at, "finished": j.finished_at, "outcome": j.outcome,
-             "counts": j.counts, "error": j.error}
+             "counts": j.counts, "error": j.error, "host": j.host, "pid": j.pid}
             for j in conn.execute(select(jobs).where(jobs.c.id.in_(last_jobs)).order_by(jobs.c.job))
         ]
-    info["next_runs"] = next_runs(cfg, now)
+        # The last run that went wrong, when a later one went well: what failed and why.
+        for j in info["jobs"]:
+            bad = conn.execute(select(jobs.c.started_at, jobs.c.outcome, jobs.c.error).where(
+                jobs.c.job == j["job"], jobs.c.outcome.in_(("failed", "partial"))).order_by(jobs.c.id.desc())
+                .limit(1)).first()
+            j["last_problem"] = ({"started": bad.started_at, "outcome": bad.outcome, "error": bad.error}
+                                 if bad is not None and j["outcome"] not in ("failed", "partial") else None)
+    from innoverheid.jobs import job_names
+    from innoverheid.locks import holders
+    from scheduler import stored_next_runs
+
+    info["locks"] = [{"lock": h.name, "holder": h.owner, "since": h.since, "expires": h.expires}
+                     for h in holders(db, job_names(cfg))]
+    info["next_runs"] = next_runs(cfg, now, stored_next_runs(db))
     info["notes"] = _source_notes(cfg, db, info, now)
     return info
 
@@ -104,6 +122,15 @@ def _fmt(dt) -> str:
     return dt.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC") if dt else "-"
 
 
+def _pending(n: dict[str, Any]) -> str:
+    if not n.get("pending"):
+        return ""
+    if n.get("within_grace"):
+        return f" - a run missed at {n['pending']} is caught up when the scheduler starts"
+    return (f" - the run due at {n['pending']} was missed by more than schedule.misfire_grace_minutes: "
+            "the scheduler records it as skipped; the next run collects everything since the bookmarks")
+
+
 def render(info: dict[str, Any]) -> str:
     lines = [f"database: {info['database']}",
              f"posts: {info['posts']} (" + ", ".join(f"{k} {v}" for k, v in sorted(info["posts_by_source"].items()))
@@ -123,10 +150,27 @@ def render(info: dict[str, Any]) -> str:
     if not info["jobs"]:
         lines.append("  (none yet: 'innoverheid run' or 'innoverheid schedule')")
     for j in info["jobs"]:
+        where = f" on {j['host']}" if j.get("host") else ""
         err = f" - {j['error']}" if j["error"] else ""
-        lines.append(f"  {j['job']}: {j['outcome']} at {_fmt(j['started'])}{err}")
+        lines.append(f"  {j['job']}: {j['outcome']} at {_fmt(j['started'])}{where}{err}")
+        counts = j.get("counts") or {}
+        if counts.get("steps"):
+            lines.append("      steps: " + ", ".join(f"{k} {v}" for k, v in counts["steps"].items()))
+        if counts.get("sources"):
+            lines.append("      sources: " + ", ".join(
+                f"{k} {v.get('status')} (new {v.get('new', 0)}, known {v.get('known', 0)}, "
+                f"errors {v.get('errors', 0)})" for k, v in counts["sources"].items()))
+        if j.get("last_problem"):
+            p = j["last_problem"]
+            lines.append(f"      last problem: {p['outcome']} at {_fmt(p['started'])} - {p['error']}")
+    if info.get("locks"):
+        lines += ["", "running now (lock held):"]
+        lines += [f"  {lk['lock']}: {lk['holder']} since {_fmt(lk['since'])}"
+                  + (f", lease expires {_fmt(lk['expires'])} unless renewed" if lk.get("expires") else "")
+                  for lk in info["locks"]]
     lines += ["", "next scheduled runs:"]
-    lines += [f"  {n['job']} ({n['cron']}): {n['next']}" for n in info["next_runs"]]
+    lines += [f"  {n['job']} ({n['cron']}): {n['next']}"
+              + _pending(n) for n in info["next_runs"]]
     if info["notes"]:
         lines += ["", "notes:"] + [f"  {n}" for n in info["notes"]]
     return "\n".join(lines)
