@@ -36,6 +36,7 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 # Characters XML 1.0 (and so XLSX) cannot hold.
 _XML_ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 BATCH = 5000
+XLSX_CELL_MAX = 32_767
 
 
 @dataclass
@@ -132,6 +133,22 @@ def _write_jsonl(rows: Iterator[dict], out: Path, on_row: Callable[[], None]) ->
     return n
 
 
+def _utf16_len(value: str) -> int:
+    return len(value.encode("utf-16-le")) // 2
+
+
+def _fit_cell(value: str) -> str:
+    """Excel holds at most 32,767 characters in a cell and calls a file with more corrupt; cut with a note."""
+    if _utf16_len(value) <= XLSX_CELL_MAX:
+        return value
+    note = " [... cut at Excel's 32,767-character cell limit; the full text is in a CSV or JSONL export]"
+    keep = XLSX_CELL_MAX - len(note)
+    cut = value[:keep]
+    while _utf16_len(cut) > keep:  # emoji outside the BMP count twice in Excel
+        cut = cut[: len(cut) - (_utf16_len(cut) - keep + 1) // 2 - 1]
+    return cut + note
+
+
 def _write_xlsx(rows: Iterator[dict], out: Path, on_row: Callable[[], None]) -> int:
     from openpyxl import Workbook
     from openpyxl.cell import WriteOnlyCell
@@ -146,7 +163,7 @@ def _write_xlsx(rows: Iterator[dict], out: Path, on_row: Callable[[], None]) -> 
         for c in cols:
             v = row[c]
             if isinstance(v, str):
-                cell = WriteOnlyCell(ws, value=neutralise(_XML_ILLEGAL.sub("\ufffd", v)))
+                cell = WriteOnlyCell(ws, value=_fit_cell(neutralise(_XML_ILLEGAL.sub("\ufffd", v))))
                 cell.data_type = "s"  # a string, never a formula
             else:
                 cell = WriteOnlyCell(ws, value=v)
