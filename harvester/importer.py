@@ -11,6 +11,7 @@ import csv
 import hashlib
 import io
 import json
+import re
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from storage import posts as q
 
 BATCH = 20_000
 MAX_TEXT = 100_000  # characters; longer is almost certainly a broken file, not an idea
+_SURROGATE = re.compile("[\ud800-\udfff]")
 KNOWN_COLUMNS = {"id", "text", "author", "created_at", "url", "lang", "author_name"}
 
 
@@ -41,6 +43,21 @@ class ImportSummary:
         return len(self.rejected)
 
 
+def _check_storable(rec: dict, raw: str) -> None:
+    """Refuse what no database can hold, naming the column: NUL bytes, lone UTF-16 surrogates.
+
+    JSON may spell a surrogate as \\ud800 without its partner (a cut-off emoji); left in, it
+    would fail the whole batch's insert instead of this one row.
+    """
+    for key, value in rec.items():
+        if isinstance(value, str) and "\x00" in value:
+            raise ValueError(f"the {key!r} value contains a NUL byte, which databases cannot store; "
+                             "remove it and import again")
+    if _SURROGATE.search(raw):
+        raise ValueError("the line holds a lone UTF-16 surrogate (\\ud800-\\udfff, half of an emoji), which is "
+                         "not valid text; fix it and import again")
+
+
 def _row_to_post(rec: dict, source: str, line: int) -> dict:
     text = rec.get("text")
     if text is None or (isinstance(text, str) and not text.strip()):
@@ -49,6 +66,8 @@ def _row_to_post(rec: dict, source: str, line: int) -> dict:
         raise ValueError(f"'text' must be a string, got {type(text).__name__}")
     if "\x00" in text:
         raise ValueError("the text contains a NUL byte, which databases cannot store; remove it and import again")
+    raw = json.dumps({"line": line, **rec}, ensure_ascii=False, default=str)
+    _check_storable(rec, raw)
     if len(text) > MAX_TEXT:
         raise ValueError(f"the text is {len(text)} characters long (more than {MAX_TEXT})")
     created = rec.get("created_at") or None
@@ -73,7 +92,7 @@ def _row_to_post(rec: dict, source: str, line: int) -> dict:
         "lang": rec.get("lang") or None, "text": text, "hashtags": ";".join(dict.fromkeys(hashtags_in(text))),
         "is_repost": False, "repost_of": None, "reply_to": None, "quote_of": None, "conversation_id": None,
         "like_count": None, "repost_count": None, "reply_count": None, "quote_count": None, "instance": None,
-        "raw": json.dumps({"line": line, **{k: v for k, v in rec.items()}}, ensure_ascii=False, default=str),
+        "raw": raw,
     }
 
 

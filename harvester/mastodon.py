@@ -188,6 +188,9 @@ class MastodonSource:
                 for i in range(0, len(local), _BATCH):
                     chunk = local[i:i + _BATCH]
                     found = self._call(target, "status lookup", lambda a=api, c=chunk: a.statuses(c), lookup=True)
+                    # By the local id asked for, not only the uri: a status whose uri is missing or
+                    # mangled in the answer still exists, and must not be erased as deleted.
+                    present |= {ids[str(s.get("id"))] for s in found or [] if str(s.get("id")) in ids}
                     present |= {s.get("uri") for s in found or [] if s.get("uri") in uris}
                 continue
             for local_id, uri in ids.items():

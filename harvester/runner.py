@@ -8,14 +8,16 @@ safe page. One failing source never stops the others.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from harvester.base import AuthError, BudgetExhausted, MissingCredentials, Page, Source, SourceError
+from harvester.base import AuthError, BadItem, BudgetExhausted, MissingCredentials, Page, Source, SourceError
 from storage import Database
 from storage import posts as q
 
 log = logging.getLogger("innoverheid.harvest")
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
 @dataclass
@@ -56,10 +58,40 @@ class HarvestReport:
         return sum(s.new for s in self.sources)
 
 
+def unstorable(row: dict) -> str | None:
+    """Why a database cannot hold this row exactly, or None.
+
+    A NUL byte (PostgreSQL refuses it in text) or a lone UTF-16 surrogate (half of a cut-off
+    emoji, which no UTF-8 database can encode) would fail the whole page's transaction, and
+    every later run at the same page: such a post is skipped as a bad item instead.
+    """
+    for column, value in row.items():
+        bad = _UNSTORABLE.search(value) if isinstance(value, str) else None  # one pass per value
+        if bad is None:
+            continue
+        if bad.group() == "\x00":
+            return f"{column} contains a NUL byte, which the database cannot store"
+        return f"{column} holds a lone UTF-16 surrogate (a cut-off emoji), which is not valid Unicode"
+    return None
+
+
+def _storable_rows(page: Page) -> list[dict]:
+    rows = []
+    for post in page.posts:
+        row = post.row()
+        reason = unstorable(row)
+        if reason:
+            page.skipped.append(BadItem(post.source_id, reason))
+        else:
+            rows.append(row)
+    return rows
+
+
 def store_page(db: Database, run_id: int, source: str, hashtag: str, target: str, page: Page) -> tuple[int, int]:
     """One transaction: posts, sightings, bookmark. Returns (new, known)."""
+    rows = _storable_rows(page)  # before the counts: refused posts count as skipped
     with db.write() as conn:
-        ids, n_new, n_known = q.insert_posts(conn, [p.row() for p in page.posts], refresh_metrics=True)
+        ids, n_new, n_known = q.insert_posts(conn, rows, refresh_metrics=True)
         q.record_sightings(conn, run_id, ids.values())
         if page.bookmark is not None:
             q.set_bookmark(conn, source, hashtag, target, page.bookmark)
@@ -98,6 +130,7 @@ def harvest_source(
             except AuthError as exc:
                 outcome, error = "failed", str(exc)
                 report.errors.append(str(exc))
+                log.error("%s", exc)  # names the variable, never its value
                 _finish(db, run_id, outcome, error)
                 report.status = "failed"
                 return report  # the same credentials fail for every hashtag and target

@@ -22,6 +22,7 @@ from storage import Database
 from storage.models import AuditEntry, Label, Post, Sighting
 
 log = logging.getLogger("innoverheid.privacy")
+ERASED = "erased"  # stands in for a reference to an erased post
 posts_t, labels_t, sightings_t, audit_t = Post.__table__, Label.__table__, Sighting.__table__, AuditEntry.__table__
 
 
@@ -77,6 +78,10 @@ def _erase_ids(conn: Connection, ids: Sequence[int]) -> Erasure:
         out.scrubbed += conn.execute(update(posts_t).where(
             or_(posts_t.c.quote_of.in_(sids), posts_t.c.reply_to.in_(sids)), posts_t.c.raw.is_not(None))
             .values(raw=None)).rowcount
+        # References to an erased post name its author (a Bluesky uri holds the DID, a Mastodon uri
+        # the user name): they become ERASED, so a reply still reads as a reply to something gone.
+        for column in ("reply_to", "quote_of", "conversation_id"):
+            conn.execute(update(posts_t).where(posts_t.c[column].in_(sids)).values({column: ERASED}))
     return out
 
 

@@ -52,6 +52,9 @@ def _install_sqlite_hooks(engine: Engine) -> None:
         cur.execute("PRAGMA journal_mode = WAL")
         cur.execute("PRAGMA foreign_keys = ON")
         cur.execute("PRAGMA synchronous = NORMAL")
+        # Erased posts (forget, retention) are overwritten, not left readable in free pages; many
+        # builds (Debian's) default to this, SQLite itself does not.
+        cur.execute("PRAGMA secure_delete = ON")
         cur.close()
 
     @event.listens_for(engine, "begin")
