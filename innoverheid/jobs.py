@@ -32,7 +32,9 @@ from storage.models import HarvestRun, JobRun
 log = logging.getLogger("innoverheid.jobs")
 job_runs_t = JobRun.__table__
 STEP_NAMES = ("harvest", "classify", "digest", "retention", "deletion_check")
-NIGHTLY_STEPS = ("harvest", "classify", "digest")
+# Retention and the deletion check run every night too (AVG): both do nothing unless configured
+# (privacy.retention_days; privacy.deletion_check_days > 0 re-fetches that many days of posts).
+NIGHTLY_STEPS = ("harvest", "deletion_check", "retention", "classify", "digest")
 MAX_ERROR = 4000
 
 
@@ -181,7 +183,7 @@ def job_names(cfg: Config) -> list[str]:
 
 
 def job_steps(cfg: Config, job: str) -> list[str]:
-    """The steps a job runs: `schedule.jobs.<job>.steps`, or harvest, classify, digest for nightly."""
+    """The steps a job runs: `schedule.jobs.<job>.steps`, or NIGHTLY_STEPS for nightly."""
     if job in cfg.schedule.jobs:
         return list(cfg.schedule.jobs[job].steps)
     if job == "nightly":

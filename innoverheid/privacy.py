@@ -46,7 +46,9 @@ def subject_hash(subject: str, env: dict | None = None, key_env: str = "INNOVERH
     key = (env if env is not None else os.environ).get(key_env)
     if not key:
         return None
-    return hmac.new(key.encode(), subject.encode(), hashlib.sha256).hexdigest()
+    # A key derived for the audit log, so its hashes cannot be matched to export pseudonyms.
+    audit_key = hmac.new(key.encode(), b"innoverheid audit log", hashlib.sha256).digest()
+    return hmac.new(audit_key, subject.encode(), hashlib.sha256).hexdigest()
 
 
 def _erase_ids(conn: Connection, ids: Sequence[int]) -> Erasure:
@@ -148,6 +150,8 @@ def deletion_check(cfg, db: Database, sources: list | None = None, now: datetime
         from innoverheid.pipeline import build_enabled_sources
 
         sources = build_enabled_sources(cfg, db)
+    if cfg.privacy.deletion_check_days <= 0:
+        return Erasure()
     since = (now or datetime.now(timezone.utc)) - timedelta(days=cfg.privacy.deletion_check_days)
     total = Erasure()
     for src in sources:

@@ -94,17 +94,21 @@ def iter_rows(db: Database, flt: ExportFilter, pseudonym_key: bytes | None = Non
             if flt.min_confidence is not None and (conf is None or conf < flt.min_confidence):
                 continue
             handle, name = p["author_handle"], p["author_name"]
+            ids = {k: p[k] for k in ("source_id", "url", "reply_to", "repost_of", "quote_of")}
             if pseudonym_key is not None:
                 handle, name = pseudonym(handle, pseudonym_key), pseudonym(handle or name, pseudonym_key)
+                # Post ids and URLs carry the handle or DID: hash them too (stable, so joins still work).
+                ids = {k: pseudonym(v, pseudonym_key) for k, v in ids.items()}
+                ids["url"] = None
             yield {
-                "source": p["source"], "source_id": p["source_id"], "url": p["url"], "author_handle": handle,
+                "source": p["source"], "source_id": ids["source_id"], "url": ids["url"], "author_handle": handle,
                 "author_name": name, "created_at": _iso(p["created_at"]), "lang": p["lang"], "text": p["text"],
-                "is_repost": bool(p["is_repost"]), "reply_to": p["reply_to"], "hashtags": p["hashtags"] or "",
+                "is_repost": bool(p["is_repost"]), "reply_to": ids["reply_to"], "hashtags": p["hashtags"] or "",
                 "themes": ";".join(themes), "primary_theme": themes[0] if themes else None,
                 "confidence": None if conf is None else round(float(conf), 4),
                 "model_version": eff.model_version if eff else None, "harvested_at": _iso(p["harvested_at"]),
                 "needs_review": bool(eff.needs_review) if eff else None,
-                "label_origin": eff.origin if eff else None, "repost_of": p["repost_of"], "quote_of": p["quote_of"],
+                "label_origin": eff.origin if eff else None, "repost_of": ids["repost_of"], "quote_of": ids["quote_of"],
                 "like_count": p["like_count"], "repost_count": p["repost_count"], "reply_count": p["reply_count"],
                 "group_id": p["group_id"], "post_id": p["id"],
             }

@@ -134,8 +134,8 @@ def test_export_formats_columns_and_filters(workdir, run_cli):
 
 def test_pseudonymized_export_hides_authors_stably(workdir, run_cli, monkeypatch):
     src = workdir / "a.jsonl"
-    _write_jsonl(src, [{"id": "1", "text": "a", "author": "anne"}, {"id": "2", "text": "b", "author": "anne"},
-                       {"id": "3", "text": "c", "author": "bob"}])
+    _write_jsonl(src, [{"id": "at://did:plc:anne/1", "text": "a", "author": "anne", "url": "https://x.example/anne/1"},
+                       {"id": "2", "text": "b", "author": "anne"}, {"id": "3", "text": "c", "author": "bob"}])
     run_cli("import", str(src))
     out = workdir / "p.csv"
     result = run_cli("export", "--out", str(out), "--pseudonymize")
@@ -146,3 +146,8 @@ def test_pseudonymized_export_hides_authors_stably(workdir, run_cli, monkeypatch
     assert "anne" not in out.read_text() and "bob" not in out.read_text()
     assert df["author_handle"][0] == df["author_handle"][1] != df["author_handle"][2]
     assert "k3y-for-tests" not in out.read_text()
+    # ids and links carry the handle or DID: they are hashed (stably) or dropped too
+    assert "did:plc:anne" not in out.read_text() and "x.example" not in out.read_text()
+    again = workdir / "p2.csv"
+    run_cli("export", "--out", str(again), "--pseudonymize")
+    assert list(pd.read_csv(again)["source_id"]) == list(df["source_id"])

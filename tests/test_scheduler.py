@@ -229,7 +229,8 @@ def test_a_stage_that_cannot_be_loaded_fails_only_its_step_with_a_clear_error(wo
     assert "digest: ok (n_posts 0)" in result.stdout
     (run,) = table(db_url, "job_runs")
     assert run["outcome"] == "partial" and "classify.not_installed" in run["error"]
-    assert run["counts"]["steps"] == {"harvest": "ok", "classify": "failed", "digest": "ok"}
+    assert run["counts"]["steps"] == {"harvest": "ok", "deletion_check": "ok", "retention": "ok",
+                                      "classify": "failed", "digest": "ok"}
 
 
 def test_status_shows_a_pending_catch_up(workdir, db_url, run_cli):
