@@ -35,18 +35,8 @@ from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.svm import LinearSVC
 
 from classify.text import TextNormaliser, WordForms
+from storage.labels import GEEN_IDEE, LABELS, OVERIG, THEMES  # the codebook's labels, defined once
 
-THEMES = (
-    "open_cultuur",
-    "leiderschap",
-    "ruimte_voor_de_professional",
-    "sturen_op_talent",
-    "netwerken",
-    "flexibilisering",
-    "slimmer_organiseren",
-)
-OVERIG, GEEN_IDEE = "overig", "geen_idee"
-LABELS = THEMES + (OVERIG, GEEN_IDEE)
 IDEA_LABELS = THEMES + (OVERIG,)
 MAX_THEMES = 3
 _NT = len(THEMES)

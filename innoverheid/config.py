@@ -17,18 +17,11 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from innoverheid.errors import ConfigError, Problem
+from storage.labels import LABELS, THEMES
 
 DEFAULT_CONFIG_NAME = "config.yaml"
-LABELS_THEMES = (
-    "open_cultuur",
-    "leiderschap",
-    "ruimte_voor_de_professional",
-    "sturen_op_talent",
-    "netwerken",
-    "flexibilisering",
-    "slimmer_organiseren",
-)
-LABELS_ALL = LABELS_THEMES + ("overig", "geen_idee")
+LABELS_THEMES = THEMES
+LABELS_ALL = LABELS
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 

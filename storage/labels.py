@@ -14,6 +14,20 @@ from sqlalchemy import Connection, delete, insert, select
 
 from storage.models import Label, utcnow
 
+# The nine labels of the codebook, in charter order (interface.md). Defined once, here, because
+# every stage reads labels through storage.
+THEMES = (
+    "open_cultuur",
+    "leiderschap",
+    "ruimte_voor_de_professional",
+    "sturen_op_talent",
+    "netwerken",
+    "flexibilisering",
+    "slimmer_organiseren",
+)
+OVERIG, GEEN_IDEE = "overig", "geen_idee"
+LABELS = THEMES + (OVERIG, GEEN_IDEE)
+
 labels_t = Label.__table__
 _CHUNK = 500
 

@@ -1,11 +1,11 @@
 """digest.html in a real browser: headless Chromium (Debian's `chromium` package; .ci/run installs it).
 
 The digest is built from the known database of test_digest.py plus posts that try to load things
-from a trap HTTP server on 127.0.0.1. Chromium takes a screenshot and dumps the DOM; a third run records every network request of the page over
-the DevTools protocol. Checked: every theme heading is shown, no hostile script ran (it would have
-changed document.title), the page asked for nothing but itself (no DevTools Network event other
-than the file:// page, and no hit on the trap server), and a phone-wide window needs no sideways
-scrolling. A missing Chromium is a failure, not a skip.
+from a trap HTTP server on 127.0.0.1. Chromium takes a screenshot and dumps the DOM; a third run
+records every network request of the page over the DevTools protocol. Checked: every theme heading
+is shown, no hostile script ran (it would have changed document.title), the page asked for nothing
+but itself (no DevTools Network event other than the file:// page, and no hit on the trap server),
+and a phone-wide window needs no sideways scrolling. A missing Chromium is a failure, not a skip.
 """
 
 from __future__ import annotations
