@@ -34,10 +34,9 @@ from innoverheid.sandbox.bluesky import BlueskyServer  # noqa: E402
 from innoverheid.sandbox.sample import SamplePost  # noqa: E402
 from storage import open_database  # noqa: E402
 
-TARGET = 1000.0
-WORDS = ["minder", "vergaderen", "meer", "thuiswerken", "open", "data", "leiderschap", "talent", "netwerk",
-         "flexibel", "ruimte", "professional", "gemeente", "provincie", "ambtenaar", "idee", "charter",
-         "vertrouwen", "lef", "experiment", "pilot", "ICT", "loket", "burger"]
+from bench.common import post_text  # noqa: E402
+from bench.common import report as print_report  # noqa: E402
+
 
 
 def generate(n: int) -> list[SamplePost]:
@@ -50,7 +49,7 @@ def generate(n: int) -> list[SamplePost]:
         ref = f"b{rng.randrange(i)}" if i > 10 and rng.random() < 0.2 else None
         reply = ref is not None and rng.random() < 0.5
         posts.append(SamplePost(
-            id=f"b{i}", text=" ".join(rng.choices(WORDS, k=rng.randint(8, 30))) + " #innoverheid",
+            id=f"b{i}", text=post_text(rng),
             author=f"user{user}", author_name=f"Gebruiker {user}",
             created_at=start + timedelta(seconds=20 * i),
             reply_to=ref if reply else None, quote_of=None if reply else ref,
@@ -128,9 +127,7 @@ def main() -> None:
     if (h_rows, f_rows) != (args.posts, args.posts):
         raise SystemExit(f"expected {args.posts} posts, harvested {h_rows}, floor {f_rows}")
     rate, floor_rate = h_rows / h_seconds, f_rows / f_seconds
-    verdict = "OK" if rate >= TARGET else "BELOW TARGET"
-    print(f"bluesky harvest: {rate:.0f} posts/s (floor {floor_rate:.0f} posts/s; "
-          f"target >= {TARGET:.0f} posts/s) {verdict}")
+    print_report("bluesky", rate, floor_rate)
 
 
 if __name__ == "__main__":

@@ -32,7 +32,8 @@ from innoverheid.sandbox.mastodon import MastodonFake  # noqa: E402
 from innoverheid.sandbox.sample import SamplePost  # noqa: E402
 from storage import open_database  # noqa: E402
 
-TARGET = 1000
+from bench.common import report as print_report  # noqa: E402
+
 TAG = "innoverheid"
 
 
@@ -98,10 +99,8 @@ def main() -> int:
     if n != args.posts or n_floor != args.posts:
         raise SystemExit(f"expected {args.posts} posts, harvested {n}, floor stored {n_floor}")
     rate, floor_rate = n / elapsed, n_floor / t_floor
-    verdict = "OK" if rate >= TARGET else "BELOW TARGET"
-    print(f"mastodon harvest: {rate:.0f} posts/s (floor {floor_rate:.0f} posts/s; target >= {TARGET} posts/s) "
-          f"{verdict}")
-    return 0 if rate >= TARGET else 1
+    status = print_report("mastodon", rate, floor_rate)
+    return status
 
 
 if __name__ == "__main__":

@@ -33,10 +33,9 @@ from innoverheid.sandbox.sample import SamplePost  # noqa: E402
 from innoverheid.sandbox.x import XServer  # noqa: E402
 from storage import open_database  # noqa: E402
 
-TARGET = 1000.0
-WORDS = ["minder", "vergaderen", "meer", "thuiswerken", "open", "data", "leiderschap", "talent", "netwerk",
-         "flexibel", "ruimte", "professional", "gemeente", "provincie", "ambtenaar", "idee", "charter",
-         "vertrouwen", "lef", "experiment", "pilot", "ICT", "loket", "burger"]
+from bench.common import post_text  # noqa: E402
+from bench.common import report as print_report  # noqa: E402
+
 
 
 def generate(n: int) -> list[SamplePost]:
@@ -47,7 +46,7 @@ def generate(n: int) -> list[SamplePost]:
         user = rng.randint(0, 5000)
         repost = f"x{rng.randrange(i)}" if i > 10 and rng.random() < 0.15 else None
         posts.append(SamplePost(
-            id=f"x{i}", text=" ".join(rng.choices(WORDS, k=rng.randint(8, 30))) + " #innoverheid",
+            id=f"x{i}", text=post_text(rng),
             author=f"user{user}", author_name=f"Gebruiker {user}", created_at=start + timedelta(seconds=20 * i),
             repost_of=repost, likes=rng.randint(0, 40), reposts=rng.randint(0, 5)))
     return posts
@@ -116,9 +115,7 @@ def main() -> None:
     if (h_rows, f_rows) != (args.posts, args.posts):
         raise SystemExit(f"expected {args.posts} posts, harvested {h_rows}, floor {f_rows}")
     rate, floor_rate = h_rows / h_seconds, f_rows / f_seconds
-    verdict = "OK" if rate >= TARGET else "BELOW TARGET"
-    print(f"x harvest: {rate:.0f} posts/s (floor {floor_rate:.0f} posts/s; target >= {TARGET:.0f} posts/s) "
-          f"{verdict}")
+    print_report("x", rate, floor_rate)
 
 
 if __name__ == "__main__":

@@ -153,11 +153,7 @@ class LocalServer:
                     server.requests.append(req)
                 fault = server.next_fault(req)
                 if fault == "reset":
-                    self.close_connection = True
-                    try:
-                        self.connection.shutdown(socket.SHUT_RDWR)
-                    except OSError:
-                        pass
+                    self._hang_up()
                     return
                 if fault == "timeout":
                     time.sleep(server.timeout_seconds)
@@ -188,14 +184,18 @@ class LocalServer:
                     self.end_headers()
                     self.wfile.write(data[: max(1, len(data) // 2)])
                     self.wfile.flush()
-                    self.close_connection = True
-                    try:
-                        self.connection.shutdown(socket.SHUT_RDWR)
-                    except OSError:
-                        pass
+                    self._hang_up()
                     return
                 self.end_headers()
                 self.wfile.write(data)
+
+            def _hang_up(self):
+                """Drop the connection mid-exchange, as a reset or a cut-off response does."""
+                self.close_connection = True
+                try:
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
 
             do_GET = do_POST = do_PUT = do_DELETE = _handle
 
