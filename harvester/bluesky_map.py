@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from harvester.base import BadItem, Page, Post, has_wanted_tag, hashtags_in, to_utc
+from harvester.base import BadItem, Page, Post, hashtags_in, to_utc
 
 SOURCE = "bluesky"
 _TAG_FEATURE = "app.bsky.richtext.facet#tag"
@@ -179,11 +179,5 @@ def map_page(items: list, tag: str) -> tuple[Page, datetime | None, datetime | N
             high = early
         if late and (low is None or late < low):
             low = late
-        post = to_post(raw)
-        if isinstance(post, BadItem):
-            page.skipped.append(post)
-        elif has_wanted_tag(post, tag):
-            page.posts.append(post)
-        else:
-            page.off_topic += 1  # search is fuzzy: count what does not carry the tag, keep it out
+        page.add(to_post(raw), tag)  # search is fuzzy: what lacks the tag is counted, not kept
     return page, low, high

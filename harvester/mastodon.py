@@ -44,7 +44,7 @@ from mastodon.errors import (
 )
 from mastodon.types_base import PaginatableList
 
-from harvester.base import AuthError, BadItem, Page, Post, RateLimited, SourceError, TransientError, has_wanted_tag
+from harvester.base import AuthError, BadItem, Page, Post, RateLimited, SourceError, TransientError
 from harvester.mastodon_map import NAME, to_post
 from harvester.retry import RetryPolicy
 
@@ -134,14 +134,9 @@ class MastodonSource:
             if isinstance(rid, (str, int)) and not isinstance(rid, bool):
                 newest = _max_id(newest, str(rid))
             item = to_post(raw, target, uri_of)
-            if isinstance(item, BadItem):
-                page.skipped.append(item)
-                continue
-            self._remember(uri_of, raw, item)
-            if has_wanted_tag(item, tag):
-                page.posts.append(item)
-            else:
-                page.off_topic += 1
+            if not isinstance(item, BadItem):
+                self._remember(uri_of, raw, item)  # off-topic posts can still be replied to
+            page.add(item, tag)
         return page, newest
 
     @staticmethod

@@ -22,14 +22,12 @@ import tweepy
 
 from harvester.base import (
     AuthError,
-    BadItem,
     BudgetExhausted,
     MissingCredentials,
     Page,
     RateLimited,
     SourceError,
     TransientError,
-    has_wanted_tag,
 )
 from harvester.retry import RetryPolicy
 from harvester.x_map import EXPANSIONS, SOURCE, TWEET_FIELDS, USER_FIELDS, split_page, to_post
@@ -247,13 +245,7 @@ class XSource:
     def _page(self, body: dict, hashtag: str) -> Page:
         page = Page(posts=[])
         for raw in split_page(body):
-            post = to_post(raw)
-            if isinstance(post, BadItem):
-                page.skipped.append(post)
-            elif has_wanted_tag(post, hashtag):
-                page.posts.append(post)
-            else:
-                page.off_topic += 1
+            page.add(to_post(raw), hashtag)
         return page
 
     def still_present(self, source_ids: list[str]) -> set[str]:
