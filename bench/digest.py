@@ -30,8 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 TARGET_S, TARGET_MB = 60.0, 1536.0
-THEMES = ("open_cultuur", "leiderschap", "ruimte_voor_de_professional", "sturen_op_talent", "netwerken",
-          "flexibilisering", "slimmer_organiseren")
+from storage.labels import THEMES  # noqa: E402
 _WHO = ["teams", "managers", "collega's", "beleidsmedewerkers", "nieuwe medewerkers", "gemeenten", "provincies",
         "ministeries", "waterschappen", "inspecteurs", "leidinggevenden", "trainees", "wethouders", "directeuren",
         "projectleiders", "adviseurs", "klantmedewerkers", "juristen", "ict-afdelingen", "stagiairs"]

@@ -15,7 +15,6 @@ import re
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import timezone
 from pathlib import Path
 
 from harvester.base import hashtags_in, to_utc
@@ -226,4 +225,4 @@ def import_file(db: Database, path: Path, source: str = "import",
     return summary
 
 
-__all__ = ["import_file", "ImportSummary", "ImportFileError", "timezone"]
+__all__ = ["import_file", "ImportSummary", "ImportFileError"]

@@ -111,7 +111,7 @@ def insert_posts(
         by_source.setdefault(source, []).append(sid)
     for source, sids in by_source.items():
         ids.update({(source, sid): pid for sid, pid in existing_ids(conn, source, sids).items()})
-    if refresh_metrics:
+    if refresh_metrics and n_new < len(unique):  # only already-known posts can have stale counts
         updates = [
             {"b_id": ids[key], **{m: r.get(m) for m in _METRICS}}
             for key, r in unique.items()

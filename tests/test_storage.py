@@ -115,3 +115,19 @@ def test_erasing_a_post_removes_its_labels_and_sightings(db):
     with db.read() as conn:
         assert conn.execute(text("select count(*) from labels where post_id = :p"), {"p": pid}).scalar_one() == 0
         assert conn.execute(text("select count(*) from sightings where post_id = :p"), {"p": pid}).scalar_one() == 0
+
+
+def test_a_redelivered_post_updates_its_engagement_counts(db):
+    first = _post(1)
+    first.like_count = 2
+    with db.write() as conn:
+        q.insert_posts(conn, [first.row()], refresh_metrics=True)
+    again = _post(1)
+    again.like_count, again.repost_count = 40, 3
+    with db.write() as conn:
+        _, new, known = q.insert_posts(conn, [again.row(), _post(2).row()], refresh_metrics=True)
+    assert (new, known) == (1, 1)
+    with db.read() as conn:
+        likes = conn.execute(select(PostRow.__table__.c.like_count, PostRow.__table__.c.repost_count)
+                             .where(PostRow.__table__.c.source_id == "id-1")).one()
+    assert tuple(likes) == (40, 3)  # likes grow after the first harvest; the stored post follows
