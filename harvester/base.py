@@ -99,6 +99,11 @@ class Page:
             self.off_topic += 1
         return False
 
+    @property
+    def returned(self) -> int:
+        """Items the platform sent in this page, whatever became of them (what X's plan counts)."""
+        return len(self.posts) + len(self.skipped) + self.off_topic
+
 
 @runtime_checkable
 class Source(Protocol):

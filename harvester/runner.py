@@ -89,13 +89,15 @@ def _storable_rows(page: Page) -> list[dict]:
 
 def store_page(db: Database, run_id: int, source: str, hashtag: str, target: str, page: Page) -> tuple[int, int]:
     """One transaction: posts, sightings, bookmark. Returns (new, known)."""
+    returned = page.returned  # before refused posts move to page.skipped
     rows = _storable_rows(page)  # before the counts: refused posts count as skipped
     with db.write() as conn:
         ids, n_new, n_known = q.insert_posts(conn, rows, refresh_metrics=True)
         q.record_sightings(conn, run_id, ids.values())
         if page.bookmark is not None:
             q.set_bookmark(conn, source, hashtag, target, page.bookmark)
-        q.add_run_counts(conn, run_id, n_pages=1, n_new=n_new, n_known=n_known, n_skipped=len(page.skipped))
+        q.add_run_counts(conn, run_id, n_pages=1, n_new=n_new, n_known=n_known, n_skipped=len(page.skipped),
+                         n_read=returned)
     return n_new, n_known
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 
 from innoverheid.config import Config
 from storage import Database
@@ -17,11 +17,14 @@ def month_start(now: datetime) -> datetime:
 
 
 def posts_this_month(db: Database, source: str, now: datetime | None = None) -> int:
-    """Posts a source newly stored this calendar month (UTC): what X's monthly cap counts."""
+    """Posts a source read this calendar month (UTC): every item the platform returned, kept or
+    not, which is what X's monthly cap counts. Runs recorded before n_read existed count what
+    they stored."""
     now = now or datetime.now(timezone.utc)
     t = HarvestRun.__table__
+    read = case((t.c.n_read > 0, t.c.n_read), else_=t.c.n_new)
     with db.read() as conn:
-        return int(conn.execute(select(func.coalesce(func.sum(t.c.n_new), 0)).where(
+        return int(conn.execute(select(func.coalesce(func.sum(read), 0)).where(
             t.c.source == source, t.c.started_at >= month_start(now))).scalar_one())
 
 

@@ -109,6 +109,8 @@ class HarvestRun(Base):
     n_known: Mapped[int] = mapped_column(Integer, default=0)
     n_skipped: Mapped[int] = mapped_column(Integer, default=0)
     n_errors: Mapped[int] = mapped_column(Integer, default=0)
+    # Items the platform returned (kept, known, off-topic or malformed): X bills every one of them.
+    n_read: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     error: Mapped[str | None] = mapped_column(Text)
     job_run_id: Mapped[int | None] = mapped_column(Integer)
 

@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 import pytest
 from sqlalchemy import func, select, text
 
-from harvester.base import Page, Post
+from harvester.base import BadItem, Page, Post
 from harvester.runner import harvest_source
 from storage import open_database
 from storage import posts as q
@@ -131,3 +131,27 @@ def test_a_redelivered_post_updates_its_engagement_counts(db):
         likes = conn.execute(select(PostRow.__table__.c.like_count, PostRow.__table__.c.repost_count)
                              .where(PostRow.__table__.c.source_id == "id-1")).one()
     assert tuple(likes) == (40, 3)  # likes grow after the first harvest; the stored post follows
+
+
+class NoisySource(FakeSource):
+    """Each page: 3 kept posts, 2 without the campaign tag (search is fuzzy), 1 malformed item."""
+
+    def pages(self, hashtag, target, bookmark):
+        for page in super().pages(hashtag, target, bookmark):
+            page.off_topic += 2
+            page.skipped.append(BadItem("broken", "no text"))
+            yield page
+
+
+def test_the_monthly_count_includes_every_post_the_platform_returned(db):
+    """X bills each post a search returns, kept or not: the budget must count them all, and a
+    page of known posts re-delivered still costs its posts."""
+    from innoverheid.status import posts_this_month
+
+    harvest_source(db, NoisySource(4), ["innoverheid"])
+    assert posts_this_month(db, "fake") == 4 * 6
+    with db.write() as conn:  # the walk starts over: the same 12 posts come back as known
+        q.set_bookmark(conn, "fake", "innoverheid", "", {"next": 0})
+    report = harvest_source(db, NoisySource(4), ["innoverheid"])
+    assert report.new == 0 and report.known == 12
+    assert posts_this_month(db, "fake") == 2 * 4 * 6
