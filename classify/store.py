@@ -51,6 +51,7 @@ TRUSTED_TYPES = [
     "sklearn.calibration._SigmoidCalibration",
     "sklearn.svm._classes.LinearSVC",
     "sklearn.linear_model._logistic.LogisticRegression",
+    "sklearn.naive_bayes.MultinomialNB",
     "sklearn.model_selection._split.StratifiedKFold",
     "numpy.float32",
     "numpy.float64",

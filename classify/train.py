@@ -38,6 +38,8 @@ DEFAULT_PARAMS: dict = {
     "C_theme": 0.5,
     "C_primary": 0.5,
     "primary_weight": 0.5,
+    "primary_model": "svm+nb",
+    "nb_alpha": 0.1,
 }
 CV_FOLDS = 5
 
