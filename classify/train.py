@@ -20,6 +20,7 @@ from datetime import datetime, timezone
 
 import numpy as np
 import sklearn
+from joblib import Parallel, delayed
 from sklearn.model_selection import StratifiedKFold
 from sqlalchemy import select
 
@@ -94,11 +95,17 @@ def fit(examples: Sequence[Example], params: dict | None = None):
     return pipe
 
 
+def _fold_labels(examples: Sequence[Example], train_rows, test_rows, params: dict | None) -> list[list[str]]:
+    pipe = fit([examples[j] for j in train_rows], params)
+    return [d.labels for d in decide(pipe, [examples[j].text for j in test_rows])]
+
+
 def cross_validate(examples: Sequence[Example], params: dict | None = None, folds: int = CV_FOLDS,
                    groups: Sequence[str] | None = None,
-                   on_fold: Callable[[int, int], None] = lambda i, n: None) -> Report:
+                   on_fold: Callable[[int, int], None] = lambda i, n: None, n_jobs: int = 1) -> Report:
     """Out-of-fold predictions for every example, scored. Stratified on the primary label, or one
-    fold per group (e.g. per writer) when groups are given."""
+    fold per group (e.g. per writer) when groups are given. With n_jobs > 1 folds are fitted in
+    parallel processes; each fold is deterministic, so the figures are the same."""
     texts = [ex.text for ex in examples]
     primary = [ex.labels[0] for ex in examples]
     if groups is not None:
@@ -107,21 +114,27 @@ def cross_validate(examples: Sequence[Example], params: dict | None = None, fold
     else:
         splits = list(StratifiedKFold(n_splits=folds, shuffle=True, random_state=0).split(texts, primary))
     pred: list[list[str]] = [[] for _ in examples]
-    for i, (train, test) in enumerate(splits):
-        on_fold(i, len(splits))
-        pipe = fit([examples[j] for j in train], params)
-        for j, d in zip(test, decide(pipe, [texts[j] for j in test]), strict=True):
-            pred[j] = d.labels
+    if n_jobs == 1:
+        results = (_fold_labels(examples, train, test, params) for train, test in splits)
+    else:
+        results = Parallel(n_jobs=n_jobs, return_as="generator")(
+            delayed(_fold_labels)(examples, train, test, params) for train, test in splits)
+    on_fold(0, len(splits))
+    for i, ((_, test), labels) in enumerate(zip(splits, results, strict=True)):
+        for j, lab in zip(test, labels, strict=True):
+            pred[j] = lab
+        if i + 1 < len(splits):
+            on_fold(i + 1, len(splits))
     return score([list(ex.labels) for ex in examples], pred)
 
 
 def train(examples: Sequence[Example], params: dict | None = None, cv_folds: int = CV_FOLDS,
-          on_fold: Callable[[int, int], None] = lambda i, n: None, note: str = "") -> TrainResult:
+          on_fold: Callable[[int, int], None] = lambda i, n: None, note: str = "", n_jobs: int = 1) -> TrainResult:
     """Cross-validate (unless cv_folds is 0), then fit on everything; returns the model and its metadata."""
     params = dict(params or DEFAULT_PARAMS)
     examples = list(examples)
     chash = corpus_hash(examples)
-    report = cross_validate(examples, params, cv_folds, on_fold=on_fold) if cv_folds else None
+    report = cross_validate(examples, params, cv_folds, on_fold=on_fold, n_jobs=n_jobs) if cv_folds else None
     pipe = fit(examples, params)
     clf = pipe.named_steps["classify"]
     counts: dict[str, int] = {}

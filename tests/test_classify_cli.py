@@ -190,7 +190,7 @@ def test_train_uses_a_persons_labels_prints_figures_and_writes_a_model(stored, r
         w.writeheader()
         w.writerows(rows)
     assert run_cli("review", "--import", "r.csv").exit_code == 0
-    res = run_cli("train", "--folds", "2", "--out", "m")
+    res = run_cli("train", "--folds", "2", "--jobs", "2", "--out", "m")
     assert res.exit_code == 0, res.output
     assert f"training on {n_seed + 1} posts" in res.stdout and "1 labelled by people" in res.stdout
     assert "theme macro-F1" in res.stdout and "primary-theme accuracy" in res.stdout

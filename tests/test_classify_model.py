@@ -84,3 +84,13 @@ def test_training_is_deterministic():
     a = [d.scores for d in decide(fit(examples), texts)]
     b = [d.scores for d in decide(fit(examples), texts)]
     assert a == b
+
+
+def test_cross_validation_in_parallel_processes_gives_the_same_figures():
+    """`train --jobs` and the starter fit folds in worker processes: the figures must not change."""
+    from classify.train import cross_validate
+
+    examples = load_seed()[::12]
+    one = cross_validate(examples, folds=3).to_dict()
+    two = cross_validate(examples, folds=3, n_jobs=2).to_dict()
+    assert one == two and one["n"] == len(examples)

@@ -55,6 +55,8 @@ def train_cmd(
                                        "classifier.model from config.yaml, else models/current next to it)."),
     folds: int = typer.Option(5, "--folds", min=0, max=20, help="Cross-validation folds for the figures "
                               "(0: skip them)."),
+    jobs: int = typer.Option(1, "--jobs", "-j", min=1, max=64, help="Cross-validation folds fitted at once, "
+                             "one process each (about 1 GB of memory per process)."),
     seed_only: bool = typer.Option(False, "--seed-only", help="Train on the bundled seed corpus (and --data) only, "
                                    "without the labels people gave in the database."),
 ) -> None:
@@ -83,7 +85,7 @@ def train_cmd(
                f"{len(people)} labelled by people)")
     target = out or Path(st.cfg.resolve(st.cfg.classifier.model or "models/current"))
     with progress("cross-validating", total=folds or None, unit="folds") as bar:
-        result = train(examples, cv_folds=folds, on_fold=lambda i, n: bar.advance(1))
+        result = train(examples, cv_folds=folds, on_fold=lambda i, n: bar.advance(1), n_jobs=jobs)
     if result.cv is not None:
         typer.echo(render(result.cv, f"cross-validated figures ({folds} folds, stratified by primary label):"))
     store.save(result.pipeline, result.meta, target)
