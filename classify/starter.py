@@ -19,7 +19,7 @@ from classify import store
 from classify.data import EVAL_FILE, LineProblems, load_seed, read_labelled, seed_files
 from classify.metrics import render, score
 from classify.model import decide
-from classify.train import DEFAULT_PARAMS, cross_validate, train
+from classify.train import DEFAULT_PARAMS, out_of_fold, train
 
 
 def writer_groups() -> list[str]:
@@ -39,9 +39,21 @@ def main() -> int:
     result = train(examples, DEFAULT_PARAMS, note="starter model: trained on the bundled seed corpus only",
                    n_jobs=jobs)
     say(render(result.cv, "5-fold cross-validation on the seed corpus:"))
-    held_out = cross_validate(examples, DEFAULT_PARAMS, groups=writer_groups(), n_jobs=jobs)
+    groups = writer_groups()
+    pred = out_of_fold(examples, DEFAULT_PARAMS, groups=groups, n_jobs=jobs)
+    held_out = score([list(e.labels) for e in examples], pred)
     say(render(held_out, "leave-one-writer-out cross-validation on the seed corpus:"))
     result.meta["metrics"]["writer_held_out"] = held_out.to_dict()
+    # Per writer: how far a new writer's posts may land from the average.
+    per_writer = {}
+    for name in sorted(set(groups), key=lambda n: (len(n), n)):
+        rows = [i for i, g in enumerate(groups) if g == name]
+        rep = score([list(examples[i].labels) for i in rows], [pred[i] for i in rows])
+        per_writer[name] = {k: round(getattr(rep, k), 4)
+                            for k in ("theme_macro_f1", "geen_idee_f1", "primary_accuracy")}
+        say(f"  {name:8s} posts {len(rows):4d}  theme macro-F1 {rep.theme_macro_f1:.3f}  "
+            f"geen_idee F1 {rep.geen_idee_f1:.3f}  primary-theme accuracy {rep.primary_accuracy:.3f}")
+    result.meta["metrics"]["writer_held_out_per_writer"] = per_writer
     if EVAL_FILE.is_file():
         problems = LineProblems()
         evals = read_labelled(EVAL_FILE, problems)

@@ -103,9 +103,17 @@ def _fold_labels(examples: Sequence[Example], train_rows, test_rows, params: dic
 def cross_validate(examples: Sequence[Example], params: dict | None = None, folds: int = CV_FOLDS,
                    groups: Sequence[str] | None = None,
                    on_fold: Callable[[int, int], None] = lambda i, n: None, n_jobs: int = 1) -> Report:
-    """Out-of-fold predictions for every example, scored. Stratified on the primary label, or one
-    fold per group (e.g. per writer) when groups are given. With n_jobs > 1 folds are fitted in
-    parallel processes; each fold is deterministic, so the figures are the same."""
+    """Out-of-fold predictions for every example, scored (see `out_of_fold`)."""
+    pred = out_of_fold(examples, params, folds, groups, on_fold, n_jobs)
+    return score([list(ex.labels) for ex in examples], pred)
+
+
+def out_of_fold(examples: Sequence[Example], params: dict | None = None, folds: int = CV_FOLDS,
+                groups: Sequence[str] | None = None,
+                on_fold: Callable[[int, int], None] = lambda i, n: None, n_jobs: int = 1) -> list[list[str]]:
+    """Each example's labels from a model that never saw it. Folds are stratified on the primary
+    label, or one per group (e.g. per writer) when groups are given. With n_jobs > 1 folds are
+    fitted in parallel processes; each fold is deterministic, so the answers are the same."""
     texts = [ex.text for ex in examples]
     primary = [ex.labels[0] for ex in examples]
     if groups is not None:
@@ -125,7 +133,7 @@ def cross_validate(examples: Sequence[Example], params: dict | None = None, fold
             pred[j] = lab
         if i + 1 < len(splits):
             on_fold(i + 1, len(splits))
-    return score([list(ex.labels) for ex in examples], pred)
+    return pred
 
 
 def train(examples: Sequence[Example], params: dict | None = None, cv_folds: int = CV_FOLDS,
