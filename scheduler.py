@@ -162,18 +162,6 @@ def run_scheduled_job(name: str) -> None:
         log.exception("job %s: crashed", name)
 
 
-def _default_runner(cfg: Config, db: Database, should_stop: Callable[[], bool]) -> Callable[[str], Any]:
-    def run(name: str):
-        from innoverheid.jobs import run_job
-
-        result = run_job(cfg, db, job=name, should_stop=should_stop)
-        for line in result.lines():
-            log.info("%s", line)
-        return result
-
-    return run
-
-
 # ------------------------------------------------------------------ building the scheduler
 
 
@@ -210,10 +198,10 @@ def _sync_jobs(scheduler: BaseScheduler, store: SQLAlchemyJobStore, cfg: Config,
 
 def build_scheduler(cfg: Config, db: Database, *, blocking: bool = False,
                     should_stop: Callable[[], bool] = lambda: False,
-                    runner: Callable[[str], Any] | None = None, now: datetime | None = None) -> BaseScheduler:
+                    runner: Callable[[str], Any], now: datetime | None = None) -> BaseScheduler:
     """A scheduler with the configured jobs, not yet started.
 
-    `runner(name)` runs one job (default: innoverheid.jobs.run_job); tests pass their own.
+    `runner(name)` runs one job: `innoverheid schedule` passes innoverheid.jobs.run_job, tests their own.
     """
     global _runtime
     tz = ZoneInfo(cfg.schedule.timezone)
@@ -222,7 +210,7 @@ def build_scheduler(cfg: Config, db: Database, *, blocking: bool = False,
     cls = BlockingScheduler if blocking else BackgroundScheduler
     scheduler = cls(jobstores={"default": store}, executors={"default": ThreadPoolExecutor(max_workers=1)},
                     job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": grace}, timezone=tz)
-    _runtime = _Runtime(cfg, db, should_stop, runner or _default_runner(cfg, db, should_stop))
+    _runtime = _Runtime(cfg, db, should_stop, runner)
     _sync_jobs(scheduler, store, cfg, tz, db, now or datetime.now(timezone.utc))
     scheduler.add_listener(_listener(scheduler, cfg, db), EVENT_JOB_MISSED | EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
     return scheduler

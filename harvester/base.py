@@ -85,19 +85,14 @@ class Page:
     # Posts fetched in this page that did not carry a wanted hashtag (search is fuzzy).
     off_topic: int = 0
 
-    def add(self, item: "Post | BadItem", hashtag: str) -> bool:
-        """File one mapped item: a bad item is skipped, a post without the tag is counted, not kept.
-
-        Returns True when the item was kept as a post.
-        """
+    def add(self, item: "Post | BadItem", hashtag: str) -> None:
+        """File one mapped item: a bad item is skipped, a post without the tag is counted, not kept."""
         if isinstance(item, BadItem):
             self.skipped.append(item)
         elif has_wanted_tag(item, hashtag):
             self.posts.append(item)
-            return True
         else:
             self.off_topic += 1
-        return False
 
     @property
     def returned(self) -> int:

@@ -148,6 +148,9 @@ def harvest_source(
                 outcome, error = "failed", f"{exc.__class__.__name__}: {exc}"
                 report.errors.append(f"{label}: unexpected {error}")
                 log.exception("%s: unexpected error", label)
+            except BaseException:  # a stop asked for during a retry wait: the run row says so, then it ends
+                _finish(db, run_id, "interrupted", "stopped by signal during a wait")
+                raise
             _finish(db, run_id, outcome, error)
             if outcome == "failed":
                 report.status = "failed"

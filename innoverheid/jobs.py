@@ -25,13 +25,12 @@ from innoverheid import alerts
 from innoverheid.config import Config
 from innoverheid.errors import InnoverheidError, UsageError
 from innoverheid.logs import redact
-from innoverheid.signals import StopRequested, interruptible_sleep
+from innoverheid.signals import STOP_MESSAGE, StopRequested, interruptible_sleep
 from storage import Database
-from storage.models import HarvestRun, JobRun
+from storage.models import JobRun
 
 log = logging.getLogger("innoverheid.jobs")
 job_runs_t = JobRun.__table__
-STEP_NAMES = ("harvest", "classify", "digest", "retention", "deletion_check")
 # Retention and the deletion check run every night too (AVG): both do nothing unless configured
 # (privacy.retention_days; privacy.deletion_check_days > 0 re-fetches that many days of posts).
 NIGHTLY_STEPS = ("harvest", "deletion_check", "retention", "classify", "digest")
@@ -157,6 +156,7 @@ STEPS: dict[str, Callable[[StepContext], StepResult]] = {
     "retention": step_retention,
     "deletion_check": step_deletion_check,
 }
+STEP_NAMES = tuple(STEPS)
 
 
 def _run_step(name: str, ctx: StepContext) -> StepResult:
@@ -279,15 +279,10 @@ def _close_stale(db: Database, job: str, run_id: int, now: datetime) -> None:
                     job, n)
 
 
-def _close_own_harvest_runs(db: Database, run_id: int, now: datetime) -> None:
-    t = HarvestRun.__table__
-    with db.write() as conn:
-        conn.execute(update(t).where(t.c.job_run_id == run_id, t.c.outcome == "running")
-                     .values(outcome="interrupted", finished_at=now, error="stopped by signal during a wait"))
-
-
 def outcome_of(steps: list[StepResult]) -> str:
     ran = [s for s in steps if s.status != "not_run"]
+    if not ran:  # stopped before the first step
+        return "interrupted"
     if any(s.status == "interrupted" for s in ran):
         return "interrupted"
     if all(s.status == "ok" for s in ran):
@@ -331,14 +326,11 @@ def run_job(cfg: Config, db: Database, job: str = "nightly", steps: list[str] | 
                 continue
             log.info("%s: step %s", job, name)
             result.steps.append(_run_step(name, ctx))
-        result.outcome = outcome_of(result.steps) if any(s.status != "not_run" for s in result.steps) \
-            else "interrupted"
-        if result.outcome == "interrupted":
-            _close_own_harvest_runs(db, result.run_id, clock())
+        result.outcome = outcome_of(result.steps)
         errors = [f"{s.name}: {s.error}" for s in result.steps if s.error and s.status in ("failed", "partial")]
         result.error = redact("; ".join(errors), secrets)[:MAX_ERROR] or None
         if result.outcome == "interrupted" and not result.error:
-            result.error = "stopped by signal; the next run resumes from the bookmarks"
+            result.error = STOP_MESSAGE
         result.finished_at = clock()
         with db.write() as conn:
             conn.execute(update(job_runs_t).where(job_runs_t.c.id == result.run_id).values(
