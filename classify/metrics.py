@@ -45,12 +45,6 @@ class Report:
         d["per_label"] = {k: asdict(v) for k, v in self.per_label.items()}
         return d
 
-    @classmethod
-    def from_dict(cls, d: dict) -> Report:
-        d = dict(d)
-        d["per_label"] = {k: LabelScore(**v) for k, v in d.get("per_label", {}).items()}
-        return cls(**d)
-
 
 def _prf(tp: int, fp: int, fn: int) -> tuple[float, float, float]:
     p = tp / (tp + fp) if tp + fp else 0.0

@@ -23,6 +23,7 @@ from sqlalchemy import and_, exists, func, or_, select
 from classify.data import check_labels
 from classify.model import LABELS
 from storage import Database
+from report.export import neutralise
 from storage.labels import set_person_labels
 from storage.models import Label, Post
 
@@ -136,10 +137,8 @@ def export_csv(db: Database, out: Path, limit: int) -> int:
         w = csv.writer(fh)
         w.writerow(CSV_COLUMNS)
         for it in items:
-            text = it.text
-            if text.startswith(("=", "+", "-", "@", "\t", "\r")):
-                text = "'" + text  # inert in a spreadsheet; the post id, not the text, identifies the row
-            w.writerow([it.post_id, text, ";".join(it.model_labels), f"{it.confidence:.3f}", "", ""])
+            # inert in a spreadsheet; the post id, not the text, identifies the row
+            w.writerow([it.post_id, neutralise(it.text), ";".join(it.model_labels), f"{it.confidence:.3f}", "", ""])
     tmp.replace(out)
     return len(items)
 

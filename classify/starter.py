@@ -2,8 +2,9 @@
 
     python -m classify.starter
 
-Trains on classify/data/seed/*.jsonl with the default parameters, exactly as `innoverheid train
---seed-only` would, and records in model.json: the 5-fold cross-validated figures, the
+Trains on classify/data/seed/*.jsonl with the default parameters, every line as written (`innoverheid
+train --seed-only` also merges a text that recurs across files, such as '👀', into one example, so
+its model differs slightly), and records in model.json: the 5-fold cross-validated figures, the
 leave-one-writer-out figures (each seed file was written by a different person, so this is
 the closest the seed corpus gets to "posts by someone the model never read"), and, for
 reporting only, the figures on the held-out evaluation split classify/data/eval.jsonl, which

@@ -147,10 +147,6 @@ def lemma(token: str) -> str:
     return fold(simplemma.lemmatize(token, lang="nl"))
 
 
-def lemmatise(normalised: str) -> str:
-    return " ".join(lemma(t) for t in tokens(normalised))
-
-
 def lemmas_and_concepts(normalised: str, with_lemmas: bool = True, with_concepts: bool = True) -> str:
     from classify.lexicon import concepts
 

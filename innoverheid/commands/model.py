@@ -89,7 +89,7 @@ def train_cmd(
     if result.cv is not None:
         typer.echo(render(result.cv, f"cross-validated figures ({folds} folds, stratified by primary label):"))
     store.save(result.pipeline, result.meta, target)
-    register_model(st.db, store.load(target))
+    register_model(st.db, store.LoadedModel(result.pipeline, result.meta, target))  # no need to read it back
     typer.echo(f"model {result.meta['version']} written to {target}")
     if st.cfg.classifier.model is None or st.cfg.resolve(st.cfg.classifier.model).resolve() != target.resolve():
         typer.echo(f"to use it, set classifier.model: {target} in config.yaml", err=True)
