@@ -151,8 +151,11 @@ def render(data: DigestData, words: Words, *, min_posts_for_chart: int, pseudony
 
 def _write_atomically(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".partial")
-    tmp.write_text(text, encoding="utf-8", errors="replace", newline="\n")
-    tmp.replace(path)
+    try:
+        tmp.write_text(text, encoding="utf-8", errors="replace", newline="\n")
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)  # only left when the write failed (disk full, permissions)
 
 
 def _enabled_sources(cfg: Config) -> dict[str, list[str]]:
@@ -160,7 +163,9 @@ def _enabled_sources(cfg: Config) -> dict[str, list[str]]:
     if cfg.sources.bluesky.enabled:
         out["bluesky"] = [""]
     if cfg.sources.mastodon.enabled:
-        out["mastodon"] = list(cfg.sources.mastodon.instances)
+        from harvester.mastodon import base_url  # runs are stored under the normalised address
+
+        out["mastodon"] = [base_url(u) for u in cfg.sources.mastodon.instances]
     if cfg.sources.x.enabled:
         out["x"] = [""]
     return out

@@ -241,7 +241,7 @@ def time_buckets(created: pd.Series, since, until) -> tuple[str, datetime | None
     day0 = datetime(first.year, first.month, first.day, tzinfo=timezone.utc)
     days = ((created - pd.Timestamp(day0)).dt.days).to_numpy(dtype=float, na_value=np.nan)
     if unit == "day":
-        start, idx, n = day0, days, span + 1
+        start, idx, n = day0, days, (last - day0).days + 1  # calendar days: from midnight, not from `first`
     elif unit == "week":
         start = day0 - timedelta(days=day0.weekday())
         idx = (days + day0.weekday()) // 7

@@ -459,3 +459,16 @@ def test_digest_command(workdir, run_cli, db):
     assert backwards.exit_code == 2 and "--since" in backwards.stderr
     (workdir / "afile").write_text("x")
     assert run_cli("digest", "--out", "afile").exit_code == 2
+
+
+def test_the_daily_chart_counts_a_last_day_that_starts_earlier_than_the_first_post():
+    """Days are calendar days: a post at 00:30 on the last day must still land in a bar."""
+    import pandas as pd
+
+    from report.digest_data import time_buckets
+
+    utc = timezone.utc
+    created = pd.Series(pd.to_datetime([datetime(2013, 2, 4, 23, 0, tzinfo=utc), datetime(2013, 2, 5, 1, 0, tzinfo=utc),
+                                        datetime(2013, 2, 7, 0, 30, tzinfo=utc)]))
+    unit, start, n, idx = time_buckets(created, None, None)
+    assert unit == "day" and n == 4 and list(idx) == [0, 1, 3]
