@@ -115,7 +115,7 @@ def floor(server: BlueskyServer, db_path: Path) -> tuple[float, int]:
     return seconds, rows
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--posts", type=int, default=20000)
     args = parser.parse_args()
@@ -127,8 +127,8 @@ def main() -> None:
     if (h_rows, f_rows) != (args.posts, args.posts):
         raise SystemExit(f"expected {args.posts} posts, harvested {h_rows}, floor {f_rows}")
     rate, floor_rate = h_rows / h_seconds, f_rows / f_seconds
-    print_report("bluesky", rate, floor_rate)
+    return print_report("bluesky", rate, floor_rate)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

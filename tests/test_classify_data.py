@@ -2,14 +2,13 @@
 
 import re
 from collections import Counter
-from pathlib import Path
 
-import pytest
 
 from classify.data import EVAL_FILE, LineProblems, load_seed, read_labelled
 from classify.overlap import find_overlaps, near_duplicates
+from conftest import SHARED
 
-CODEBOOK = Path(__file__).resolve().parent.parent.parent / "shared" / "codebook.md"
+CODEBOOK = SHARED / "codebook.md"  # the suite needs ../shared anyway (recorded fixtures)
 
 
 def test_seed_corpus_is_large_varied_and_follows_the_codebook():
@@ -36,7 +35,6 @@ def test_no_near_duplicate_straddles_seed_and_evaluation():
         f"{o.seed_id}: {o.seed_text}" for o in overlaps)
 
 
-@pytest.mark.skipif(not CODEBOOK.is_file(), reason="the codebook is not beside the repository")
 def test_the_codebooks_own_examples_are_not_in_the_data():
     examples = re.findall(r'^\d\. "(.+?)" →', CODEBOOK.read_text(encoding="utf-8"), re.M)
     assert len(examples) >= 20

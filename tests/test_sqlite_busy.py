@@ -85,8 +85,8 @@ def test_the_database_runs_in_wal_mode_with_a_busy_timeout(sqlite_file):
         db.dispose()
 
 
-def test_import_waits_for_another_process_holding_the_write_lock(sqlite_file, tmp_path, monkeypatch, run_cli):
-    monkeypatch.chdir(tmp_path)
+def test_import_waits_for_another_process_holding_the_write_lock(sqlite_file, workdir, tmp_path, monkeypatch,
+                                                                run_cli):
     monkeypatch.setenv("INNOVERHEID_DATABASE_URL", f"sqlite:///{sqlite_file}")
     ideas = tmp_path / "ideas.jsonl"
     ideas.write_text("".join(f'{{"id": "i{i}", "text": "Idee {i} #innoverheid"}}\n' for i in range(50)))
@@ -142,9 +142,9 @@ def test_a_harvest_page_waits_for_the_lock_and_the_run_completes(sqlite_file, tm
         db.dispose()
 
 
-def test_a_lock_held_past_the_busy_timeout_gives_one_clear_message(sqlite_file, tmp_path, monkeypatch, run_cli):
+def test_a_lock_held_past_the_busy_timeout_gives_one_clear_message(sqlite_file, workdir, tmp_path, monkeypatch,
+                                                                   run_cli):
     monkeypatch.setattr(storage_db, "BUSY_TIMEOUT_MS", 300)  # instead of a minute
-    monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("INNOVERHEID_DATABASE_URL", f"sqlite:///{sqlite_file}")
     ideas = tmp_path / "ideas.jsonl"
     ideas.write_text('{"text": "Idee #innoverheid"}\n')
