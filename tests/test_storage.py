@@ -155,3 +155,26 @@ def test_the_monthly_count_includes_every_post_the_platform_returned(db):
     report = harvest_source(db, NoisySource(4), ["innoverheid"])
     assert report.new == 0 and report.known == 12
     assert posts_this_month(db, "fake") == 2 * 4 * 6
+
+
+class StoppedInAWait(FakeSource):
+    """A stop asked for while the retry policy sleeps: StopRequested comes out of the page walk."""
+
+    def pages(self, hashtag, target, bookmark):
+        from innoverheid.signals import StopRequested
+
+        yield from super().pages(hashtag, target, bookmark)
+        raise StopRequested("stop requested during a wait")
+
+
+def test_a_stop_during_a_wait_keeps_the_pages_and_marks_the_run_interrupted(db):
+    from innoverheid.signals import StopRequested
+    from storage.models import HarvestRun
+
+    with pytest.raises(StopRequested):
+        harvest_source(db, StoppedInAWait(2), ["innoverheid"])
+    with db.read() as conn:
+        run = conn.execute(select(HarvestRun.__table__)).mappings().one()
+        assert conn.execute(select(func.count()).select_from(PostRow.__table__)).scalar_one() == 6
+        assert q.get_bookmark(conn, "fake", "innoverheid") == {"next": 2}
+    assert run["outcome"] == "interrupted" and "during a wait" in run["error"] and run["finished_at"] is not None
